@@ -1,0 +1,1 @@
+"""Local stand-ins for remote services, used by the tests and the benchmarks (stdlib only)."""
