@@ -15,7 +15,7 @@ from collections.abc import Sequence
 __all__ = ["build_parser", "main"]
 
 #: Modules of ``syntriever_hf.cli`` that register a subcommand, in the order ``--help`` lists them.
-SUBCOMMAND_MODULES = ("demo", "evaluate", "train_stage1")
+SUBCOMMAND_MODULES = ("demo", "evaluate", "train_stage1", "synthesize")
 
 
 def build_parser() -> argparse.ArgumentParser:
