@@ -363,13 +363,13 @@ _LLM_ROLES = ("llm_positive", "cot", "llm_negative", "rejected_positive")
 
 
 def _warn_about_empty_roles(args: Stage1Arguments) -> None:
-    """Without synthetic data the LLM roles of the recipe are empty slots in every row: encoded for nothing."""
+    """Say so when the recipe names LLM roles but no synthetic data is given: only its other roles will train."""
     from syntriever_hf.data.stage1_columns import resolve_recipe
 
     unused = [role for role in resolve_recipe(args.preset).roles if role in _LLM_ROLES]
     if args.synthetic is None and unused:
-        logger.warning("preset=%r uses the LLM roles %s but --synthetic is unset: those slots are empty in every row. "
-                       "--preset gold trains on gold passages (and mined negatives) alone.", args.preset, unused)
+        logger.warning("preset=%r uses the LLM roles %s but --synthetic is unset: no example has those texts, so "
+                       "only the recipe's other roles train (as --preset gold would).", args.preset, unused)
 
 
 def _resume_checkpoint(value: str | None) -> str | bool | None:

@@ -11,7 +11,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo",
         help="Run the main job on the bundled SciFact data and MiniLM model (offline).",
-        description="Evaluate the bundled all-MiniLM-L6-v2 on the bundled SciFact test split through MTEB and "
+        description="Evaluate the bundled all-MiniLM-L6-v2 on the bundled SciFact test split (MTEB), train it with "
+        "stage 1 on the bundled recorded LLM data (default recipe), evaluate the result, and "
         "print the result table.",
     )
     parser.add_argument("--output", default="runs/demo", metavar="DIR",

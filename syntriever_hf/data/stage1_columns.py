@@ -181,6 +181,7 @@ def to_loss_columns(
         ``mined_negative_1..M``; only the recipe's roles), then ``label``: one 0/1 per slot, 0 where the text is
         missing (written as ``""``). ``slot_roles`` names the role of each slot, e.g. ``("gold", "gold",
         "llm_positive", "llm_negative")``. Rows without any present positive are dropped (one warning with the count).
+        A single-text role that no row has (say, the LLM roles of data without synthetic texts) gets no slot.
     """
     recipe = resolve_recipe(recipe)
     caps = {"gold": ("max_gold", max_gold), "mined_negative": ("max_mined_negatives", max_mined_negatives)}
@@ -192,9 +193,10 @@ def to_loss_columns(
         role: _list_width(examples, role, cap, argument) if role in recipe.roles else 0
         for role, (argument, cap) in caps.items()
     }
+    used_roles = _roles_with_text(examples, recipe)
     slot_roles = tuple(
         slot_role
-        for role in recipe.roles
+        for role in used_roles
         for slot_role in ([role] * widths[role] if role in STAGE1_LIST_ROLES else [role])
     )
     if not any(recipe.is_positive(role) for role in slot_roles):
@@ -207,7 +209,7 @@ def to_loss_columns(
     columns = examples.map(
         _rows_to_slots,
         batched=True,
-        fn_kwargs={"recipe_roles": recipe.roles, "widths": widths, "names": names},
+        fn_kwargs={"recipe_roles": used_roles, "widths": widths, "names": names},
         remove_columns=examples.column_names,
         features=features,
         desc="Building stage-1 loss columns",
@@ -229,6 +231,18 @@ def to_loss_columns(
             dropped, len(columns), recipe.positive_roles, recipe.name or "custom",
         )
     return kept, slot_roles
+
+
+def _roles_with_text(examples: Dataset, recipe: Stage1Recipe) -> tuple[str, ...]:
+    """The recipe's roles minus the single-text roles that are missing in every row (list roles: see widths)."""
+    empty = [
+        role for role in recipe.roles
+        if role not in STAGE1_LIST_ROLES and not any(_present(text) for text in examples[role])
+    ]
+    if empty:
+        logger.info("No stage-1 example has a text for %s; recipe %r gets no slot for them.", empty,
+                    recipe.name or "custom")
+    return tuple(role for role in recipe.roles if role not in empty)
 
 
 def _check_columns(examples: Dataset, recipe: Stage1Recipe) -> None:

@@ -99,9 +99,9 @@ def test_only_the_recipes_roles_become_columns() -> None:
 def test_blank_text_counts_as_missing() -> None:
     examples = _examples({"gold": ["  ", "g"], "llm_positive": "", "llm_negative": "\n"})
     columns, slot_roles = to_loss_columns(examples, "per-positive")
-    assert slot_roles == ("gold", "gold", "llm_positive", "llm_negative", "rejected_positive")
-    assert columns.to_list() == [{"query": "query 0", "gold_1": "", "gold_2": "g", "llm_positive": "",
-                                  "llm_negative": "", "rejected_positive": "", "label": [0, 1, 0, 0, 0]}]
+    # blank single-text roles count as missing in every row, so they get no slot; a blank gold is masked
+    assert slot_roles == ("gold", "gold")
+    assert columns.to_list() == [{"query": "query 0", "gold_1": "", "gold_2": "g", "label": [0, 1]}]
 
 
 def test_no_usable_positive_anywhere_is_an_error() -> None:
@@ -159,3 +159,21 @@ def test_recipe_is_frozen_hashable_data() -> None:
 def test_slot_column_names_number_list_roles() -> None:
     assert slot_column_names(("gold", "gold", "cot", "mined_negative")) == ("gold_1", "gold_2", "cot",
                                                                              "mined_negative_1")
+
+
+def test_roles_missing_in_every_row_get_no_slot() -> None:
+    from datasets import Dataset
+
+    from syntriever_hf.data.schema import STAGE1_TRAINING_FEATURES
+    from syntriever_hf.data.stage1_columns import to_loss_columns
+
+    rows = [
+        {"query_id": f"q{i}", "query": f"query {i}", "gold": [f"gold {i}"], "llm_positive": None, "cot": None,
+         "llm_negative": None, "rejected_positive": None, "mined_negative": [f"mined {i}"]}
+        for i in range(3)
+    ]
+    examples = Dataset.from_list(rows, features=STAGE1_TRAINING_FEATURES)
+    columns, slot_roles = to_loss_columns(examples, "per-positive")
+    assert slot_roles == ("gold", "mined_negative")
+    assert columns.column_names == ["query", "gold_1", "mined_negative_1", "label"]
+    assert columns["label"] == [[1, 1]] * 3
