@@ -24,20 +24,20 @@ import shlex
 import statistics
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
+from _timing import StepTimer
 from datasets import Dataset
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
 from sentence_transformers.sentence_transformer.trainer import SentenceTransformerTrainer
 from sentence_transformers.sentence_transformer.training_args import SentenceTransformerTrainingArguments
-from transformers import BertConfig, BertModel, BertTokenizerFast, TrainerCallback, set_seed
+from transformers import BertConfig, BertModel, BertTokenizerFast, set_seed
 
 from syntriever_hf.data.schema import STAGE1_TRAINING_FEATURES
 from syntriever_hf.data.stage1_columns import to_loss_columns
@@ -47,25 +47,6 @@ from syntriever_hf.trainers.stage1 import Stage1Trainer
 
 #: Dense bf16 peak FLOP/s by device name (NVIDIA data sheets, without sparsity).
 PEAK_BF16_FLOPS = (("H100 PCIe", 756e12), ("H100", 989e12), ("H200", 989e12), ("A100", 312e12), ("L40S", 362e12))
-
-
-class StepTimer(TrainerCallback):
-    """Wall-clock time of every optimizer step, between consecutive step ends (the GPU synchronised first)."""
-
-    def __init__(self) -> None:
-        self.ends: list[float] = []
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.ends = [time.perf_counter()]
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        self.ends.append(time.perf_counter())
-
-    def step_seconds(self, skip: int) -> list[float]:
-        durations = [end - start for start, end in zip(self.ends, self.ends[1:], strict=False)]
-        return durations[skip:] or durations
 
 
 @dataclass

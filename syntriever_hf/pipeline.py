@@ -14,12 +14,17 @@ import logging
 from pathlib import Path
 
 from syntriever_hf.data.stage1_columns import DEFAULT_STAGE1_PRESET
-from syntriever_hf.evaluation import RetrievalScores, evaluate_retrieval
+from syntriever_hf.evaluation import RetrievalScores, evaluate_retrieval, load_model
 from syntriever_hf.resources import bundled_minilm_path, bundled_scifact_path, bundled_synthetic_scifact_path
 
 __all__ = ["run_demo", "train_demo_stage1"]
 
 logger = logging.getLogger(__name__)
+
+
+#: Tokens per text when the demo trains (a CPU-friendly length); evaluation uses the model's own 256.
+DEMO_TRAIN_MAX_SEQ_LENGTH = 128
+DEMO_EVAL_MAX_SEQ_LENGTH = 256
 
 
 def train_demo_stage1(output_dir: Path, *, epochs: float = 1.0, preset: str = DEFAULT_STAGE1_PRESET) -> Path:
@@ -36,6 +41,7 @@ def train_demo_stage1(output_dir: Path, *, epochs: float = 1.0, preset: str = DE
         "--data", str(bundled_scifact_path()), "--model_name_or_path", str(bundled_minilm_path()),
         "--synthetic", f"recorded:{bundled_synthetic_scifact_path()}", "--preset", preset,
         "--query_prompt", "", "--document_prompt", "",  # all-MiniLM-L6-v2 was trained without prompts
+        "--max_seq_length", str(DEMO_TRAIN_MAX_SEQ_LENGTH),
         "--dev_queries", "0", "--eval_strategy", "no", "--load_best_model_at_end", "false",
         "--save_strategy", "no", "--output_dir", str(output_dir), "--num_train_epochs", str(epochs),
         "--per_device_train_batch_size", "32", "--warmup_steps", "0.1", "--report_to", "none", "--seed", "42",
@@ -60,8 +66,10 @@ def run_demo(output_dir: str | Path = "runs/demo", *, show_progress_bar: bool = 
     logger.info("2/3 Stage 1: training on the recorded LLM data (preset %r)", DEFAULT_STAGE1_PRESET)
     model_dir = train_demo_stage1(output / "stage1-model")
     logger.info("3/3 Evaluating the stage-1 model on SciFact test")
+    trained = load_model(str(model_dir))
+    trained.max_seq_length = DEMO_EVAL_MAX_SEQ_LENGTH  # the same length as the base row
     stage1 = evaluate_retrieval(
-        str(model_dir), scifact, split="test", output_dir=output / "mteb",
+        trained, scifact, split="test", output_dir=output / "mteb",
         model_name="syntriever-demo/all-MiniLM-L6-v2-stage1", show_progress_bar=show_progress_bar,
     )
     return {"all-MiniLM-L6-v2 (base)": base, f"+ stage 1 ({DEFAULT_STAGE1_PRESET})": stage1}

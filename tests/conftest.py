@@ -79,3 +79,24 @@ def tiny_model(tiny_model_copy: Path):
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(str(tiny_model_copy), device="cpu")
+
+
+# --- a fake OpenAI-compatible server (engine and synthesis tests) -----------------------------------------------
+
+API_KEY = "sk-test-SECRET-123"
+
+
+@pytest.fixture
+def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The key in ``OPENAI_API_KEY``; the fake server accepts only this one (tests search outputs for it)."""
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    return API_KEY
+
+
+@pytest.fixture
+def server(api_key: str):
+    """A fake OpenAI server on loopback with a little latency and no faults (tests set ``faults``)."""
+    from tests.fakes.openai_server import FakeOpenAIServer
+
+    with FakeOpenAIServer(latency=0.005, api_key=api_key) as fake:
+        yield fake
