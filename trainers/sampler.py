@@ -51,24 +51,6 @@ class NoDuplicateTextsBatchSampler(NoDuplicatesBatchSampler):
     :class:`~syntriever_hf.trainers.stage1.Stage1Trainer` uses it for ``batch_sampler="no_duplicates"``.
     """
 
-    def __init__(
-        self,
-        dataset: Any,
-        batch_size: int,
-        drop_last: bool,
-        valid_label_columns: list[str] | None = None,
-        generator: Any = None,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(
-            dataset,
-            batch_size=batch_size,
-            drop_last=drop_last,
-            valid_label_columns=valid_label_columns,
-            generator=generator,
-            seed=seed,
-        )
-
     def _texts_of_row(self, index: int) -> set[str]:
         return row_texts(self.dataset[index])
 
