@@ -27,7 +27,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -128,9 +128,11 @@ class BatchRunner:
 
     async def _first_round(self, requests: Iterable[ChatRequest], parse: Parser) -> list[BatchJob]:
         """Resolve every distinct request from the store, and write the rest into batch files as it goes."""
+        return await self._submit_requests(self._pending_first_round(requests, parse))
+
+    def _pending_first_round(self, requests: Iterable[ChatRequest], parse: Parser) -> Iterator[ChatRequest]:
+        """The distinct requests the store cannot answer and the budget admits (the others are finished here)."""
         seen: set[str] = set()
-        writer = self._writer()
-        jobs: list[BatchJob] = []
         for request in requests:
             if request.key in seen:
                 continue
@@ -140,26 +142,28 @@ class BatchRunner:
             if state.status != "pending":
                 self._finish(state, cached=True)
             elif self._admit(request, state):
-                full = writer.add(request, self.store.next_attempt(request.key))
-                if full is not None:
-                    jobs.append(await self._submit_file(*full))
-        last = writer.close()
-        if last is not None:
-            jobs.append(await self._submit_file(*last))
-        return jobs
+                yield request
 
     async def _submit_keys(self, keys: list[str], parse: Parser) -> list[BatchJob]:
         """A follow-up round for requests that came back unanswered or unparseable."""
-        writer = self._writer()
-        jobs: list[BatchJob] = []
+        return await self._submit_requests(self._pending_retries(keys, parse))
+
+    def _pending_retries(self, keys: list[str], parse: Parser) -> Iterator[ChatRequest]:
         for key in keys:
             request = self.store.request(key)
             assert request is not None, f"request {key[:12]} vanished from the store"
             state = resolve(key, self.store.attempts(key), parse, self.engine.settings.max_attempts)
             if self._admit(request, state):
-                full = writer.add(request, self.store.next_attempt(key))
-                if full is not None:
-                    jobs.append(await self._submit_file(*full))
+                yield request
+
+    async def _submit_requests(self, requests: Iterable[ChatRequest]) -> list[BatchJob]:
+        """Write ``requests`` (each as its next attempt) into batch files, submitting each file once it is full."""
+        writer = self._writer()
+        jobs: list[BatchJob] = []
+        for request in requests:
+            full = writer.add(request, self.store.next_attempt(request.key))
+            if full is not None:
+                jobs.append(await self._submit_file(*full))
         last = writer.close()
         if last is not None:
             jobs.append(await self._submit_file(*last))
