@@ -14,25 +14,13 @@ from syntriever_hf.llm import (
     BatchSettings,
     ChatRequest,
     ClientSettings,
-    Completion,
     Engine,
     EngineSettings,
-    ParseError,
     ResponseStore,
 )
 from syntriever_hf.llm.batch import custom_id
+from tests.fakes.chat_requests import parse_echo, requests
 from tests.fakes.openai_server import FakeOpenAIServer
-
-
-def requests(count: int, prefix: str = "question") -> list[ChatRequest]:
-    return [ChatRequest("gpt-4o-mini", ({"role": "user", "content": f"{prefix} {i}"},), {"max_tokens": 50},
-                        "test/v1") for i in range(count)]
-
-
-def parse_echo(completion: Completion) -> str:
-    if not completion.text.startswith("echo "):
-        raise ParseError(f"expected 'echo <hash>', got {completion.text!r}")
-    return completion.text
 
 
 def batch_settings(server: FakeOpenAIServer, **batch) -> EngineSettings:

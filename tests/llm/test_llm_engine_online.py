@@ -10,27 +10,14 @@ from pathlib import Path
 import pytest
 
 from syntriever_hf.llm import (
-    ChatRequest,
     ClientSettings,
-    Completion,
     Engine,
     EngineSettings,
     FatalEndpointError,
-    ParseError,
     ResponseStore,
 )
+from tests.fakes.chat_requests import parse_echo, requests
 from tests.fakes.openai_server import FakeOpenAIServer, FaultPlan, messages_sha
-
-
-def requests(count: int, prefix: str = "question") -> list[ChatRequest]:
-    return [ChatRequest("gpt-4o-mini", ({"role": "user", "content": f"{prefix} {i}"},), {"max_tokens": 50},
-                        "test/v1") for i in range(count)]
-
-
-def parse_echo(completion: Completion) -> str:
-    if not completion.text.startswith("echo "):
-        raise ParseError(f"expected 'echo <hash>', got {completion.text!r}")
-    return completion.text
 
 
 def settings(server: FakeOpenAIServer, **overrides) -> EngineSettings:

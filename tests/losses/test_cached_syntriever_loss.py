@@ -8,11 +8,11 @@ import pytest
 import torch
 from datasets import Dataset
 from sentence_transformers import SentenceTransformer
-from sentence_transformers.sentence_transformer.data_collator import SentenceTransformerDataCollator
 
 from syntriever_hf.data.schema import STAGE1_TRAINING_FEATURES
 from syntriever_hf.data.stage1_columns import to_loss_columns
 from syntriever_hf.losses import CachedSyntrieverLoss, SyntrieverLoss
+from tests.losses.collate import collate_features
 
 WORDS = ["cancer", "virus", "brain", "heart", "liver", "blood", "gene"]
 
@@ -37,16 +37,10 @@ def _examples() -> Dataset:
     )
 
 
-def _features(model, columns: Dataset) -> tuple[list[dict[str, torch.Tensor]], torch.Tensor]:
-    batch = SentenceTransformerDataCollator(preprocess_fn=model.preprocess)(list(columns))
-    names = [name for name in columns.column_names if name != "label"]
-    features = [{key[len(name) + 1:]: value for key, value in batch.items() if key.startswith(name + "_")}
-                for name in names]
-    return features, batch["label"]
 
 
 def _loss_and_parameter_grads(model, loss, columns) -> tuple[float, dict[str, torch.Tensor]]:
-    features, labels = _features(model, columns)
+    features, labels = collate_features(model, columns)
     value = loss(features, labels)
     value.backward()
     return value.item(), {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}

@@ -9,7 +9,6 @@ import pytest
 import torch
 from datasets import Dataset
 from sentence_transformers import SentenceTransformer
-from sentence_transformers.sentence_transformer.data_collator import SentenceTransformerDataCollator
 from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
 from syntriever_hf.citation import SYNTRIEVER_CITATION
@@ -17,6 +16,7 @@ from syntriever_hf.data.schema import STAGE1_TRAINING_FEATURES
 from syntriever_hf.data.stage1_columns import Stage1Recipe, to_loss_columns
 from syntriever_hf.losses import SyntrieverLoss
 from syntriever_hf.losses.syntriever import embed_present_slots
+from tests.losses.collate import collate_features
 
 GROUPED = Stage1Recipe(("gold", "llm_positive"), ("llm_negative",), "grouped")
 PER_POSITIVE = Stage1Recipe(("gold", "llm_positive"), ("llm_negative",), "per_positive")
@@ -89,7 +89,7 @@ def test_equals_mnrl_through_the_model_in_parameter_gradients(tiny_model_path) -
     ):
         # float64, so that float32 rounding (about 1e-6 on gradients of order 1) cannot hide or fake a difference
         model = SentenceTransformer(str(tiny_model_path), device="cpu").eval().double()
-        features, labels = _features(model, Dataset.from_dict({**texts, "label": [[1]] * 4}))
+        features, labels = collate_features(model, Dataset.from_dict({**texts, "label": [[1]] * 4}))
         value = make_loss(model)(features, labels)
         value.backward()
         values.append(value.item())
@@ -230,7 +230,7 @@ def test_embed_present_slots_embeds_only_present_texts_and_zeros_the_rest(tiny_m
         "llm_negative": ["blood dose", "", "gene expression levels"],
         "label": [[1, 0, 1], [1, 1, 0], [1, 0, 1]],
     })
-    features, labels = _features(tiny_model, columns)
+    features, labels = collate_features(tiny_model, columns)
     shapes = []
     handle = tiny_model[0].register_forward_pre_hook(lambda module, args: shapes.append(args[0]["input_ids"].shape))
     try:
@@ -259,7 +259,7 @@ def test_embed_present_slots_embeds_only_present_texts_and_zeros_the_rest(tiny_m
 
 def test_forward_refuses_a_wrong_number_of_columns(tiny_model) -> None:
     loss = SyntrieverLoss(tiny_model, ("gold", "llm_positive", "llm_negative"), recipe=PER_POSITIVE)
-    features, labels = _features(tiny_model, Dataset.from_dict({"query": ["a"], "gold_1": ["b"], "label": [[1]]}))
+    features, labels = collate_features(tiny_model, Dataset.from_dict({"query": ["a"], "gold_1": ["b"], "label": [[1]]}))
     with pytest.raises(ValueError, match=r"expected 4 input columns \('query', 'gold_1', 'llm_positive', "
                                          r"'llm_negative'\) \(then the 'label' mask\), got 2\. .*to_loss_columns"):
         loss(features, labels)
@@ -270,7 +270,7 @@ def test_forward_refuses_missing_or_misshapen_labels(tiny_model) -> None:
     data = Dataset.from_dict(
         {"query": ["a", "b"], "gold_1": ["c", "d"], "llm_negative": ["e", ""], "label": [[1, 1], [1, 0]]}
     )
-    features, labels = _features(tiny_model, data)
+    features, labels = collate_features(tiny_model, data)
     with pytest.raises(ValueError, match=r"needs the presence mask as labels: a 'label' column .*"
                                          r"\('gold_1', 'llm_negative'\)"):
         loss(features, None)
@@ -346,10 +346,3 @@ def test_trains_with_the_stock_trainer_on_to_loss_columns(tiny_model, tmp_path) 
 # ---------------------------------------------------------------- helpers
 
 
-def _features(model, columns: Dataset) -> tuple[list[dict[str, torch.Tensor]], torch.Tensor]:
-    """Collate ``columns`` as the trainer does and split the batch into per-column features and the labels."""
-    batch = SentenceTransformerDataCollator(preprocess_fn=model.preprocess)(list(columns))
-    names = [name for name in columns.column_names if name != "label"]
-    features = [{key[len(name) + 1:]: value for key, value in batch.items() if key.startswith(name + "_")}
-                for name in names]
-    return features, batch["label"]
