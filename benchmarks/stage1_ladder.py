@@ -104,6 +104,31 @@ def summarise(name: str, scores: list[float]) -> str:
     return f"{name:<20} {statistics.mean(scores):.4f}  {spread:.4f}  [{values}]"
 
 
+#: Settings that change a run's result; a resumed ``--output`` file must agree on all of them.
+RESULT_SETTINGS = ("model", "epochs", "batch_size", "learning_rate", "warmup_ratio", "max_seq_length", "precision",
+                   "evaluator", "eval_precision", "eval_max_seq_length")
+
+
+def load_finished_runs(args: argparse.Namespace) -> dict[str, dict]:
+    """The runs an earlier, interrupted call already wrote to ``--output`` (none without one)."""
+    if not args.output or not Path(args.output).exists():
+        return {}
+    saved = json.loads(Path(args.output).read_text())
+    differing = {k: (saved["settings"].get(k), getattr(args, k)) for k in RESULT_SETTINGS
+                 if saved["settings"].get(k) != getattr(args, k)}
+    if differing:
+        raise SystemExit(f"{args.output} holds runs made with other settings {differing} (saved, now); "
+                         "pass another --output or delete it to start afresh.")
+    return saved["results"]
+
+
+def save_results(args: argparse.Namespace, results: dict[str, dict]) -> None:
+    """Write every finished run to ``--output`` at once, so an interrupted ladder resumes where it stopped."""
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps({"settings": vars(args), "results": results}, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="Base model folder (default: the bundled all-MiniLM-L6-v2).")
@@ -131,18 +156,26 @@ def main() -> None:
 
     scifact = load_beir(bundled_scifact_path())
     start = time.perf_counter()
-    results: dict[str, dict[str, object]] = {"base": {"scores": [evaluate(args.model, scifact, args)]}}
+    results = load_finished_runs(args)
+    if "base" not in results:
+        results["base"] = {"scores": [evaluate(args.model, scifact, args)]}
+        save_results(args, results)
     print(summarise("base", results["base"]["scores"]), flush=True)
     for preset in args.presets:
-        runs = []
+        runs = {run["seed"]: run for run in results.get(preset, {}).get("runs", [])}
         for seed in args.seeds:
+            if seed in runs:
+                continue
             with tempfile.TemporaryDirectory() as tmp:
                 folder, steps, seconds = train(preset, seed, args, Path(tmp) / "model")
-                runs.append({"seed": seed, "steps": steps, "train_seconds": seconds,
-                             "ndcg_at_10": evaluate(str(folder), scifact, args)})
-        results[preset] = {"scores": [r["ndcg_at_10"] for r in runs], "runs": runs}
+                runs[seed] = {"seed": seed, "steps": steps, "train_seconds": seconds,
+                              "ndcg_at_10": evaluate(str(folder), scifact, args)}
+            ordered = [runs[s] for s in sorted(runs)]
+            results[preset] = {"scores": [r["ndcg_at_10"] for r in ordered], "runs": ordered}
+            save_results(args, results)
         default = " (library default)" if preset == DEFAULT_STAGE1_PRESET else ""
-        print(summarise(preset, results[preset]["scores"]) + f"  steps {runs[0]['steps']}{default}", flush=True)
+        scores = [runs[s]["ndcg_at_10"] for s in args.seeds]
+        print(summarise(preset, scores) + f"  steps {runs[args.seeds[0]]['steps']}{default}", flush=True)
 
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else platform.processor()
     print(f"\nsettings: epochs {args.epochs}, batch {args.batch_size}, lr {args.learning_rate}, warm-up "
@@ -151,9 +184,6 @@ def main() -> None:
           f"device {args.device} ({device_name}); torch {torch.__version__}; "
           f"wall {time.perf_counter() - start:.0f} s")
     print("command:", " ".join([Path(sys.executable).name, *sys.argv]))
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps({"settings": vars(args), "results": results}, indent=2))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ __all__ = [
     "non_default_arguments",
     "render_stage1_model_card",
     "stage1_card_data",
+    "without_local_folders",
 ]
 
 logger = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ class Stage1CardData:
 
 def non_default_arguments(arguments: Any, defaults: Any) -> dict[str, Any]:
     """The fields of a dataclass instance that differ from ``defaults`` (an instance or a dict), minus secrets and
-    machine-local paths. Values are JSON-friendly (enums by value)."""
+    machine-local paths. Values are JSON-friendly (enums by value); absolute local paths are cut to their last part."""
     current = _as_dict(arguments)
     reference = defaults if isinstance(defaults, Mapping) else _as_dict(defaults)
     changed = {}
@@ -90,8 +91,26 @@ def non_default_arguments(arguments: Any, defaults: Any) -> dict[str, Any]:
         if _SECRET_NAME.search(name) or name in _LOCAL_ONLY:
             continue
         if name not in reference or reference[name] != value:
-            changed[name] = value
+            changed[name] = without_local_folders(value)
     return changed
+
+
+def without_local_folders(value: Any) -> Any:
+    """``value`` with an absolute local path (``/home/me/data/scifact``, ``recorded:~/runs/x``) cut to its last part.
+
+    Such paths say nothing on another machine and can reveal a user name; a relative path, a Hub id or a URL is
+    kept as it is. Lists and tuples are handled item by item.
+    """
+    if isinstance(value, (list, tuple)):
+        return [without_local_folders(item) for item in value]
+    if not isinstance(value, str):
+        return value
+    scheme, colon, rest = value.partition(":")
+    if colon and rest.startswith(("/", "~")) and not rest.startswith("//"):
+        return f"{scheme}:{without_local_folders(rest)}"
+    if value.startswith(("/", "~")):
+        return Path(value.rstrip("/")).name or value
+    return value
 
 
 def _as_dict(arguments: Any) -> dict[str, Any]:
@@ -157,7 +176,7 @@ def stage1_card_data(
     model_id = getattr(training_args, "hub_model_id", None) or Path(str(training_args.output_dir)).name
     return Stage1CardData(
         model_id=model_id,
-        base_model=stage1_args.model_name_or_path,
+        base_model=without_local_folders(stage1_args.model_name_or_path),
         base_model_on_hub=_is_hub_id(stage1_args.model_name_or_path),
         dataset_name=dataset_name,
         dataset_id=stage1_args.data if _is_hub_id(stage1_args.data) else None,

@@ -6,7 +6,12 @@ import pytest
 import yaml
 
 from syntriever_hf.citation import SYNTRIEVER_CITATION
-from syntriever_hf.hub.model_card import non_default_arguments, render_stage1_model_card, stage1_card_data
+from syntriever_hf.hub.model_card import (
+    non_default_arguments,
+    render_stage1_model_card,
+    stage1_card_data,
+    without_local_folders,
+)
 from syntriever_hf.losses import CachedSyntrieverLoss
 from syntriever_hf.trainers.stage1_arguments import Stage1Arguments, Stage1TrainingArguments
 
@@ -78,3 +83,21 @@ def test_non_default_arguments_skip_secrets_and_local_paths(tmp_path):
     training = Stage1TrainingArguments(output_dir=str(tmp_path), hub_token=SECRET, seed=7, use_cpu=True)
     default = Stage1TrainingArguments(output_dir="elsewhere", use_cpu=True)
     assert non_default_arguments(training, default) == {"seed": 7}
+
+
+def test_local_folders_are_cut_to_their_names(card_objects, tmp_path):
+    model, loss, _, training = card_objects
+    base = tmp_path / "home" / "alice" / "models" / "minilm"
+    base.mkdir(parents=True)
+    args = Stage1Arguments(data=str(tmp_path / "home" / "alice" / "beir" / "scifact"), model_name_or_path=str(base),
+                           synthetic=f"recorded:{tmp_path}/home/alice/synthetic/scifact/")
+    data = _card((model, loss, args, training))
+    text = render_stage1_model_card(data)
+    assert "alice" not in text and str(tmp_path) not in text
+    assert data.base_model == "minilm" and not data.base_model_on_hub
+    assert data.arguments["data"] == "scifact" and data.arguments["synthetic"] == "recorded:scifact"
+
+
+@pytest.mark.parametrize("value", ["BeIR/scifact", "data/scifact", "https://example.org/a/b", 3, None])
+def test_hub_ids_relative_paths_and_urls_are_kept(value):
+    assert without_local_folders(value) == value
