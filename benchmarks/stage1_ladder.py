@@ -104,6 +104,25 @@ def summarise(name: str, scores: list[float]) -> str:
     return f"{name:<20} {statistics.mean(scores):.4f}  {spread:.4f}  [{values}]"
 
 
+def verdict(results: dict[str, dict], default: str) -> str:
+    """The issue's rule, applied: the default must win on mean nDCG@10 without a worse spread than the runner-up,
+    and beat gold-only training by at least one seed-spread (the larger of the two rows' spreads)."""
+    trained = {name: row["scores"] for name, row in results.items() if name != "base" and len(row["scores"]) > 1}
+    if len(trained) < 2:
+        return "verdict: fewer than two trained rows with several seeds; nothing to compare."
+    mean = {name: statistics.mean(scores) for name, scores in trained.items()}
+    spread = {name: statistics.stdev(scores) for name, scores in trained.items()}
+    best, runner_up = sorted(mean, key=mean.get, reverse=True)[:2]
+    lines = [f"verdict: best mean {best} ({mean[best]:.4f} ± {spread[best]:.4f}), runner-up {runner_up} "
+             f"({mean[runner_up]:.4f} ± {spread[runner_up]:.4f}); spread no worse than the runner-up's: "
+             f"{'yes' if spread[best] <= spread[runner_up] else 'no'}; library default: {default}"]
+    if "gold" in trained and best != "gold":
+        margin, needed = mean[best] - mean["gold"], max(spread[best], spread["gold"])
+        lines.append(f"verdict: {best} - gold = {margin:+.4f}, one seed-spread = {needed:.4f}: "
+                     f"{'beats' if margin >= needed else 'does not beat'} gold-only by a spread")
+    return "\n".join(lines)
+
+
 #: Settings that change a run's result; a resumed ``--output`` file must agree on all of them.
 RESULT_SETTINGS = ("model", "epochs", "batch_size", "learning_rate", "warmup_ratio", "max_seq_length", "precision",
                    "evaluator", "eval_precision", "eval_max_seq_length")
@@ -183,6 +202,7 @@ def main() -> None:
           f"evaluator {args.evaluator} ({args.eval_precision}, length {args.eval_max_seq_length}); "
           f"device {args.device} ({device_name}); torch {torch.__version__}; "
           f"wall {time.perf_counter() - start:.0f} s")
+    print(verdict({name: results[name] for name in ["base", *args.presets]}, DEFAULT_STAGE1_PRESET))
     print("command:", " ".join([Path(sys.executable).name, *sys.argv]))
 
 
