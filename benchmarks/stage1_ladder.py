@@ -144,8 +144,11 @@ def load_finished_runs(args: argparse.Namespace) -> dict[str, dict]:
 def save_results(args: argparse.Namespace, results: dict[str, dict]) -> None:
     """Write every finished run to ``--output`` at once, so an interrupted ladder resumes where it stopped."""
     if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps({"settings": vars(args), "results": results}, indent=2))
+        output = Path(args.output)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        partial = output.with_name(output.name + ".partial")
+        partial.write_text(json.dumps({"settings": vars(args), "results": results}, indent=2))
+        partial.replace(output)  # atomic: a kill mid-write leaves the previous file whole
 
 
 def main() -> None:
