@@ -11,11 +11,13 @@ the seeds, beside the untrained base model. Rows:
   negative); authors-code (what the authors' scripts computed).
 
 Every run goes through the library's own ``train_stage1`` (no dev set, so every run trains the same number of
-steps and the last checkpoint is the result). Evaluation: ``--evaluator mteb`` (our MTEB path, the default) or
-``--evaluator st`` (sentence-transformers' InformationRetrievalEvaluator, for machines without mteb; the test suite
-checks that the two agree to 1e-4, and the base row shows it on the full data).
+steps and the last checkpoint is the result). Each finished run is written to ``--output`` at once; the same
+command run again (with more seeds or presets, or after an interruption) trains only the runs the file lacks.
+Evaluation: ``--evaluator mteb`` (our MTEB path, the default) or ``--evaluator st`` (sentence-transformers'
+InformationRetrievalEvaluator, for machines without mteb; the test suite checks that the two agree to 1e-4, and the
+base row shows it on the full data).
 
-    .venv/bin/python benchmarks/stage1_ladder.py --seeds 0 1 2 --output runs/ladder
+    .venv/bin/python benchmarks/stage1_ladder.py --seeds 0 1 2 --output runs/ladder/ladder.json
     python benchmarks/stage1_ladder.py --model /path/to/minilm --device cuda --evaluator st   # a GPU machine
 """
 

@@ -119,7 +119,7 @@ STAGE1_PRESETS: dict[str, Stage1Recipe] = {
             ("gold",), ("llm_positive", "cot", "llm_negative", "rejected_positive", "mined_negative"),
             "per_positive", name="authors-code",
         ),
-        # Gold and verified p+ each their own InfoNCE term; CoT unused (best single run in METHOD.md).
+        # Gold and verified p+ each their own InfoNCE term; CoT unused (the best row of benchmarks/stage1_ladder.py).
         Stage1Recipe(("gold", "llm_positive"), _ALL_NEGATIVES, "per_positive", name="per-positive"),
         # The paper's log-sum-exp numerator without the CoT text.
         Stage1Recipe(("gold", "llm_positive"), _ALL_NEGATIVES, "grouped", name="grouped"),
