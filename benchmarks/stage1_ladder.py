@@ -37,7 +37,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
-from transformers import TrainerCallback
+from _timing import StepTimer
 
 from syntriever_hf.data import BeirDataset, load_beir
 from syntriever_hf.data.stage1_columns import DEFAULT_STAGE1_PRESET
@@ -70,15 +70,6 @@ def evaluate(model_path: str, scifact: BeirDataset, args: argparse.Namespace) ->
     return float(ir(model)["cosine_ndcg@10"])
 
 
-class StepCounter(TrainerCallback):
-    """Remembers how many optimisation steps a run took."""
-
-    global_step = 0
-
-    def on_train_end(self, args, state, control, **kwargs):
-        self.global_step = state.global_step
-
-
 def train(preset: str, seed: int, args: argparse.Namespace, output_dir: Path) -> tuple[Path, int, float]:
     """Train one (preset, seed) run with ``train_stage1``; return the folder, the steps and the seconds."""
     flags = [
@@ -94,10 +85,10 @@ def train(preset: str, seed: int, args: argparse.Namespace, output_dir: Path) ->
     if args.precision == "bf16":
         flags += ["--bf16", "true"] + (["--use_cpu", "true"] if args.device == "cpu" else [])
     stage1_args, training_args = parse_stage1_arguments(flags)
-    steps = StepCounter()
+    timer = StepTimer()
     start = time.perf_counter()
-    folder = train_stage1(stage1_args, training_args, callbacks=[steps])
-    return folder, steps.global_step, time.perf_counter() - start
+    folder = train_stage1(stage1_args, training_args, callbacks=[timer])
+    return folder, len(timer.ends) - 1, time.perf_counter() - start
 
 
 def summarise(name: str, scores: list[float]) -> str:

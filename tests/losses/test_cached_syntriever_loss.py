@@ -37,8 +37,6 @@ def _examples() -> Dataset:
     )
 
 
-
-
 def _loss_and_parameter_grads(model, loss, columns) -> tuple[float, dict[str, torch.Tensor]]:
     features, labels = collate_features(model, columns)
     value = loss(features, labels)

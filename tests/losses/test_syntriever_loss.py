@@ -342,7 +342,3 @@ def test_trains_with_the_stock_trainer_on_to_loss_columns(tiny_model, tmp_path) 
     unchanged = [name for name, p in trained.items() if torch.equal(p.detach(), before[name])]
     assert len(trained) > 30 and unchanged == []
 
-
-# ---------------------------------------------------------------- helpers
-
-
